@@ -1,0 +1,55 @@
+"""The model switchboard (DESIGN §4): three choices and a decoder, and the paper's presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+GROUP_ENCODER_CHOICES = ("deepsets", "average", "product")
+INSTANCE_ENCODER_CHOICES = ("conditional", "unconditional")
+REGULARIZER_CHOICES = ("set-critic", "pair-critic", "none")
+DECODER_CHOICES = ("exam", "mlp")
+
+PRESETS = {
+    "cxvae": {"group_encoder": "deepsets", "instance_encoder": "conditional", "regularizer": "set-critic"},
+    "mlvae": {"group_encoder": "product", "instance_encoder": "unconditional", "regularizer": "none"},
+    "gvae": {"group_encoder": "average", "instance_encoder": "unconditional", "regularizer": "none"},
+    "nemeth": {"group_encoder": "average", "instance_encoder": "unconditional", "regularizer": "pair-critic"},
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model: dimensions, switches and width."""
+
+    x_dim: int = 1
+    u_dim: int = 2
+    v_dim: int = 1
+    hidden: int = 64
+    group_encoder: str = "deepsets"
+    instance_encoder: str = "conditional"
+    regularizer: str = "set-critic"
+    decoder: str = "exam"
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (
+            ("group_encoder", self.group_encoder, GROUP_ENCODER_CHOICES),
+            ("instance_encoder", self.instance_encoder, INSTANCE_ENCODER_CHOICES),
+            ("regularizer", self.regularizer, REGULARIZER_CHOICES),
+            ("decoder", self.decoder, DECODER_CHOICES),
+        ):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        for name in ("x_dim", "u_dim", "v_dim", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> ModelConfig:
+        """A paper preset with any field overridden (``None`` overrides are ignored)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown model preset {name!r}; choose from {sorted(PRESETS)}")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(cls(**PRESETS[name]), **given)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,86 @@
+"""Variational encoders: q(u | x_i) over a ragged group and q(v_ik | x_ik [, u_i]) per row (DESIGN §4)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gvae_fast import ops
+from gvae_fast.models.distributions import DiagGaussian
+from gvae_fast.models.nets import gaussian_head, mlp
+
+
+def _prior_where_empty(q: DiagGaussian, offsets: torch.Tensor) -> DiagGaussian:
+    """An empty group has no evidence: its posterior is the prior N(0, I)."""
+    empty = (offsets[1:] == offsets[:-1]).unsqueeze(-1)
+    return DiagGaussian(q.mean.masked_fill(empty, 0.0), q.logvar.masked_fill(empty, 0.0))
+
+
+class DeepSetsGroupEncoder(nn.Module):
+    """CxVAE's group encoder ``E_B(sum_k E_A(x_k))`` (Zaheer 2017): the whole set is the input."""
+
+    def __init__(self, x_dim: int, u_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.element = mlp([x_dim, hidden, hidden])
+        self.pooled = mlp([hidden, hidden, 2 * u_dim])
+
+    def forward(self, x: torch.Tensor, offsets: torch.Tensor) -> DiagGaussian:
+        return _prior_where_empty(
+            gaussian_head(self.pooled(ops.segment_sum(self.element(x), offsets))), offsets
+        )
+
+
+class _PerObservationGroupEncoder(nn.Module):
+    """Encodes each observation alone into a Gaussian over u, then combines them per group."""
+
+    def __init__(self, x_dim: int, u_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = mlp([x_dim, hidden, hidden, 2 * u_dim])
+
+    def forward(self, x: torch.Tensor, offsets: torch.Tensor) -> DiagGaussian:
+        return _prior_where_empty(self.combine(gaussian_head(self.net(x)), offsets), offsets)
+
+    def combine(self, q: DiagGaussian, offsets: torch.Tensor) -> DiagGaussian:
+        raise NotImplementedError
+
+
+class AverageGroupEncoder(_PerObservationGroupEncoder):
+    """GVAE's group encoder (Hosoya 2019): per-observation means and variances averaged."""
+
+    def combine(self, q: DiagGaussian, offsets: torch.Tensor) -> DiagGaussian:
+        mean, var = ops.segment_mean(torch.cat([q.mean, q.var], dim=-1), offsets).chunk(2, dim=-1)
+        return DiagGaussian(mean, var.clamp_min(1e-12).log())
+
+
+class ProductGroupEncoder(_PerObservationGroupEncoder):
+    """ML-VAE's group encoder (Bouchacourt 2018): precision-weighted product of the Gaussians."""
+
+    def combine(self, q: DiagGaussian, offsets: torch.Tensor) -> DiagGaussian:
+        precision = torch.exp(-q.logvar)
+        both = ops.segment_sum(torch.cat([precision, q.mean * precision], dim=-1), offsets)
+        total, weighted = both.chunk(2, dim=-1)
+        total = total.clamp_min(1e-12)
+        return DiagGaussian(weighted / total, -total.log())
+
+
+GROUP_ENCODERS = {
+    "deepsets": DeepSetsGroupEncoder,
+    "average": AverageGroupEncoder,
+    "product": ProductGroupEncoder,
+}
+
+
+class InstanceEncoder(nn.Module):
+    """q(v | x_k, u) when ``conditional`` (CxVAE: input [embedding(x_k), u_i]), else q(v | x_k)."""
+
+    def __init__(self, x_dim: int, u_dim: int, v_dim: int, hidden: int, conditional: bool) -> None:
+        super().__init__()
+        self.conditional = conditional
+        self.embed = nn.Sequential(nn.Linear(x_dim, hidden), nn.SiLU())
+        self.head = mlp([hidden + (u_dim if conditional else 0), hidden, hidden, 2 * v_dim])
+
+    def forward(self, x: torch.Tensor, u_rows: torch.Tensor) -> DiagGaussian:
+        h = self.embed(x)
+        if self.conditional:
+            h = torch.cat([h, u_rows], dim=-1)
+        return gaussian_head(self.head(h))
