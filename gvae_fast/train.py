@@ -30,9 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     m = p.add_argument_group("model")
-    m.add_argument(
-        "--model", choices=sorted(PRESETS), default="cxvae", help="preset; switches below override it"
-    )
+    m.add_argument("--model", choices=sorted(PRESETS), default="cxvae", help="preset; switches below override it")
     m.add_argument("--group-encoder", choices=GROUP_ENCODER_CHOICES)
     m.add_argument("--instance-encoder", choices=INSTANCE_ENCODER_CHOICES)
     m.add_argument("--regularizer", choices=REGULARIZER_CHOICES)
@@ -58,9 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="seed of initialisation and training")
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     o = p.add_argument_group("evaluation and output")
-    o.add_argument(
-        "--iwae-samples", type=int, default=16, help="importance samples of the held-out log-likelihood"
-    )
+    o.add_argument("--iwae-samples", type=int, default=16, help="importance samples of the held-out log-likelihood")
     o.add_argument("--no-eval-means", action="store_true", help="skip the posterior-mean protocol metrics")
     o.add_argument("--out", help="output folder (default: runs/<model>-<timestamp>)")
     o.add_argument("--resume", action="store_true", help="continue the run saved in --out")

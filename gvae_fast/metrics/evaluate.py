@@ -45,11 +45,7 @@ def heldout_log_likelihood(model: GVAE, data: GroupedData, samples: int, chunk_g
     device = next(model.parameters()).device
     total = 0.0
     for batch in data.batches(chunk_groups):
-        total += (
-            iwae_log_likelihood(model, batch.values.to(device), batch.offsets.to(device), samples)
-            .sum()
-            .item()
-        )
+        total += iwae_log_likelihood(model, batch.values.to(device), batch.offsets.to(device), samples).sum().item()
     return total / max(data.num_rows, 1)
 
 
@@ -70,7 +66,8 @@ def evaluate(
 ) -> dict[str, float]:
     """All metrics on the held-out groups (raw MSE; NaN where the data carry no ground truth).
 
-    ``iwae_samples = 0`` skips the log-likelihood. ``sample`` selects the protocol: latents drawn from q (the paper's) or posterior means.
+    ``sample`` selects the protocol: latents drawn from q (the paper's) or posterior
+    means. ``iwae_samples = 0`` skips the log-likelihood.
     The U-/V-pred regressors are fitted on the latents of up to ``regressor_groups`` training
     groups (a fixed, seeded subset).
     """

@@ -22,9 +22,7 @@ def fit_regressor(
 ):
     """Fit ``targets ~ MLP(inputs)`` and return a function that predicts for new inputs."""
     if inputs.shape[0] != targets.shape[0] or inputs.shape[0] == 0:
-        raise ValueError(
-            f"need matching, non-empty inputs and targets, got {inputs.shape[0]} and {targets.shape[0]}"
-        )
+        raise ValueError(f"need matching, non-empty inputs and targets, got {inputs.shape[0]} and {targets.shape[0]}")
     inputs, targets = inputs.detach().float(), targets.detach().float()
     mean, std = inputs.mean(0), inputs.std(0, unbiased=False).clamp_min(1e-6)
     t_mean, t_std = targets.mean(0), targets.std(0, unbiased=False).clamp_min(1e-6)

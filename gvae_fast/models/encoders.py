@@ -25,9 +25,7 @@ class DeepSetsGroupEncoder(nn.Module):
         self.pooled = mlp([hidden, hidden, 2 * u_dim])
 
     def forward(self, x: torch.Tensor, offsets: torch.Tensor) -> DiagGaussian:
-        return _prior_where_empty(
-            gaussian_head(self.pooled(ops.segment_sum(self.element(x), offsets))), offsets
-        )
+        return _prior_where_empty(gaussian_head(self.pooled(ops.segment_sum(self.element(x), offsets))), offsets)
 
 
 class _PerObservationGroupEncoder(nn.Module):

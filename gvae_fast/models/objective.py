@@ -29,9 +29,7 @@ def iwae_log_likelihood(model: GVAE, x: torch.Tensor, offsets: torch.Tensor, sam
     for _ in range(samples):
         lat = model.encode(x, offsets, sample=True)
         row_terms = (
-            model.decoder.log_prob(x, lat.u_rows, lat.v)
-            + standard_normal_log_prob(lat.v)
-            - lat.qv.log_prob(lat.v)
+            model.decoder.log_prob(x, lat.u_rows, lat.v) + standard_normal_log_prob(lat.v) - lat.qv.log_prob(lat.v)
         )
         group_terms = standard_normal_log_prob(lat.u) - lat.qu.log_prob(lat.u)
         log_w.append(ops.segment_sum(row_terms.unsqueeze(-1), offsets).squeeze(-1) + group_terms)

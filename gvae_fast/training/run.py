@@ -12,7 +12,8 @@ import io
 import json
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -89,6 +90,23 @@ def _json_ready(row: dict) -> dict:
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
+@contextmanager
+def _progress_bar(enabled: bool, total: int, desc: str) -> Iterator[Callable[[int, float], None] | None]:
+    """A tqdm bar over groups, yielded as the trainer's per-batch callback (``None`` when disabled)."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=desc, unit="group", leave=False) as bar:
+
+        def report(groups: int, loss: float) -> None:
+            bar.update(groups)
+            bar.set_postfix(loss=f"{loss:.3f}")
+
+        yield report
+
+
 def format_metrics(row: dict) -> str:
     """One printable line of an epoch's metrics."""
     parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.4f}"]
@@ -115,16 +133,12 @@ def run_training(
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists() and not resume:
-        raise FileExistsError(
-            f"{out} already holds a run (checkpoint.pt); pass --resume or choose another --out"
-        )
+        raise FileExistsError(f"{out} already holds a run (checkpoint.pt); pass --resume or choose another --out")
     if config.epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {config.epochs}")
     d = config.data
     if data is None:
-        data = prepare_data(
-            d.source, d.groups, d.heldout_groups, d.seed, d.noise_std, d.group_col, d.value_cols
-        )
+        data = prepare_data(d.source, d.groups, d.heldout_groups, d.seed, d.noise_std, d.group_col, d.value_cols)
     trainer = Trainer(config.model, config.train, config.device)
     history: list[dict] = []
     start_epoch = 0
@@ -146,20 +160,8 @@ def run_training(
     write_text_atomic(json.dumps(description, indent=2), out / "config.json")
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=data.train.num_groups, desc=f"epoch {epoch}/{config.epochs}", unit="group", leave=False
-            )
-        stats = trainer.train_epoch(
-            data.train,
-            batch_gen,
-            None if bar is None else lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.3f}")),
-        )
-        if bar is not None:
-            bar.close()
+        with _progress_bar(progress, data.train.num_groups, f"epoch {epoch}/{config.epochs}") as report:
+            stats = trainer.train_epoch(data.train, batch_gen, report)
         eval_seed = config.seed * 1000 + epoch
         metrics = evaluate(
             trainer.model, data.train, data.test, data.translation, True, config.iwae_samples, seed=eval_seed

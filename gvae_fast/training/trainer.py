@@ -60,9 +60,7 @@ class EpochStats:
 class Trainer:
     """Holds the model, its critic (if the regulariser needs one) and both optimisers."""
 
-    def __init__(
-        self, model_config: ModelConfig, config: TrainConfig, device: torch.device | str = "cpu"
-    ) -> None:
+    def __init__(self, model_config: ModelConfig, config: TrainConfig, device: torch.device | str = "cpu") -> None:
         self.config = config
         self.device = torch.device(device)
         self.model = GVAE(model_config).to(self.device)
@@ -95,9 +93,7 @@ class Trainer:
         nelbo = negative_elbo(self.model, latents, x)
         loss = nelbo + self.config.mi_weight * mi
         if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"loss became {loss.item()} (negative ELBO {nelbo.item()}, MI {mi.item()})"
-            )
+            raise NonFiniteLossError(f"loss became {loss.item()} (negative ELBO {nelbo.item()}, MI {mi.item()})")
         self._step(self.optimizer, loss, self.model.parameters())
         return nelbo.item(), mi.item()
 
