@@ -32,11 +32,26 @@ def _want_cuda() -> bool:
     return torch.cuda.is_available() and CUDA_HOME is not None
 
 
+def _write_build_info() -> None:
+    """Record the torch this build compiles against; gvae_fast.ops.compiled refuses to load
+    the extension into another (a C++ extension has no stable ABI across torch releases)."""
+    path = os.path.join(HERE, "gvae_fast", "_build_info.py")
+    text = (
+        '"""Written by setup.py: the torch that gvae_fast._C was compiled against."""\n\n'
+        f"TORCH_VERSION = {torch.__version__!r}\n"
+    )
+    if not os.path.exists(path) or open(path).read() != text:
+        with open(path, "w") as f:
+            f.write(text)
+
+
 def _extensions() -> list:
     cpp = _sources("csrc/*.cpp") + _sources("csrc/cpu/*.cpp")
     if not cpp:
         return []
-    cxx = ["-O3", "-std=c++17", "-fopenmp", "-march=x86-64-v2"] if os.name != "nt" else ["/O2"]
+    _write_build_info()
+    # torch's BuildExtension picks the C++ standard its headers need (C++20 from torch 2.10 on).
+    cxx = ["-O3", "-fopenmp", "-march=x86-64-v2"] if os.name != "nt" else ["/O2"]
     if os.environ.get("GVAE_FAST_NATIVE", "0") == "1":
         cxx.append("-march=native")
     cu = _sources("csrc/cuda/*.cu")

@@ -18,9 +18,7 @@ def group_sizes(offsets: torch.Tensor) -> torch.Tensor:
 def row_groups(offsets: torch.Tensor, num_rows: int) -> torch.Tensor:
     """The group id of every row, int64 ``[M]`` (the only place rows learn their group)."""
     n = offsets.numel() - 1
-    return torch.repeat_interleave(
-        torch.arange(n, device=offsets.device), group_sizes(offsets), output_size=num_rows
-    )
+    return torch.repeat_interleave(torch.arange(n, device=offsets.device), group_sizes(offsets), output_size=num_rows)
 
 
 def segment_sum(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:

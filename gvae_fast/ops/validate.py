@@ -9,13 +9,12 @@ from __future__ import annotations
 import torch
 
 
-def check_offsets(offsets: torch.Tensor, num_rows: int, like: torch.Tensor, name: str = "x") -> None:
-    """Raise ``ValueError`` unless ``offsets`` is a valid CSR row pointer for ``num_rows`` rows.
+def check_offsets_meta(offsets: torch.Tensor, like: torch.Tensor, name: str = "x") -> None:
+    """The checks of :func:`check_offsets` that read no tensor data, so a trace can run them.
 
     Args:
-        offsets: candidate row pointer, must be 1-D int64 with ``offsets[0] == 0``,
-            non-decreasing, ``offsets[-1] == num_rows``, on the same device as ``like``.
-        num_rows: number of rows ``M`` of the ragged tensor.
+        offsets: candidate row pointer, must be a non-empty 1-D int64 tensor on the device of
+            ``like``.
         like: the data tensor the offsets index (for the device check).
         name: the data argument's name, used in messages.
     """
@@ -29,6 +28,22 @@ def check_offsets(offsets: torch.Tensor, num_rows: int, like: torch.Tensor, name
         raise ValueError(f"offsets is on {offsets.device} but {name} is on {like.device}")
     if offsets.numel() == 0:
         raise ValueError("offsets must hold at least one entry (offsets[0] == 0)")
+
+
+def check_offsets(offsets: torch.Tensor, num_rows: int, like: torch.Tensor, name: str = "x") -> None:
+    """Raise ``ValueError`` unless ``offsets`` is a valid CSR row pointer for ``num_rows`` rows.
+
+    The compiled kernels make the same checks, with the same messages, in C++
+    (``csrc/validate.h``).
+
+    Args:
+        offsets: candidate row pointer, must be 1-D int64 with ``offsets[0] == 0``,
+            non-decreasing, ``offsets[-1] == num_rows``, on the same device as ``like``.
+        num_rows: number of rows ``M`` of the ragged tensor.
+        like: the data tensor the offsets index (for the device check).
+        name: the data argument's name, used in messages.
+    """
+    check_offsets_meta(offsets, like, name)
     host = offsets.detach().cpu() if offsets.device.type != "cpu" else offsets.detach()
     first = int(host[0])
     last = int(host[-1])
