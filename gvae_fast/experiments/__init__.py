@@ -1,0 +1,1 @@
+"""Experiments: evaluation references and runners."""
