@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--critic-steps", type=int, default=1, help="critic updates per model update")
     t.add_argument("--seed", type=int, default=0, help="seed of initialisation and training")
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    t.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     o = p.add_argument_group("evaluation and output")
     o.add_argument("--iwae-samples", type=int, default=16, help="importance samples of the held-out log-likelihood")
     o.add_argument("--no-eval-means", action="store_true", help="skip the posterior-mean protocol metrics")
@@ -114,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: this PyTorch build sees no CUDA device")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         config = config_from_args(args)

@@ -139,12 +139,12 @@ def run_training(
     d = config.data
     if data is None:
         data = prepare_data(d.source, d.groups, d.heldout_groups, d.seed, d.noise_std, d.group_col, d.value_cols)
-    trainer = Trainer(config.model, config.train, config.device)
-    history: list[dict] = []
-    start_epoch = 0
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed)
+    trainer = Trainer(config.model, config.train, config.device)
+    history: list[dict] = []
+    start_epoch = 0
     batch_gen = torch.Generator().manual_seed(config.seed)
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)

@@ -1,0 +1,98 @@
+import csv
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gvae_fast.train import main
+from gvae_fast.training.checkpoint import load_checkpoint, save_atomic
+
+TINY = ["--groups", "96", "--heldout-groups", "32", "--batch-groups", "32", "--iwae-samples", "2", "--quiet"]
+
+
+def _rows(out):
+    with open(out / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cli_writes_every_file_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--model", "cxvae", "--epochs", "1", "--out", str(out), *TINY]) == 0
+    for name in ("config.json", "metrics.csv", "summary.json", "checkpoint.pt"):
+        assert (out / name).exists(), name
+    rows = _rows(out)
+    assert len(rows) == 1
+    for col in ("epoch", "loss", "rec", "trans", "u_pred", "v_pred", "heldout_ll", "groups_per_s", "seconds"):
+        assert col in rows[0] and rows[0][col] != ""
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["group_encoder"] == "deepsets" and config["epochs"] == 1
+    printed = capsys.readouterr().out
+    assert "epoch 1" in printed and "groups/s" in printed
+
+    # Same folder without --resume: refused, nothing overwritten.
+    before = (out / "checkpoint.pt").read_bytes()
+    assert main(["--model", "cxvae", "--epochs", "1", "--out", str(out), *TINY]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+    # Resuming with a changed configuration is refused too.
+    assert main(["--model", "cxvae", "--epochs", "2", "--lr", "0.01", "--out", str(out), "--resume", *TINY]) == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = ["--model", "nemeth", "--no-eval-means", *TINY]
+    assert main([*args, "--epochs", "2", "--out", str(a)]) == 0
+    assert main([*args, "--epochs", "1", "--out", str(b)]) == 0
+    # Resuming needs the same configuration: rewrite the saved epoch budget, as --epochs 2 would.
+    state = load_checkpoint(b / "checkpoint.pt")
+    state["config"]["epochs"] = 2
+    save_atomic(state, b / "checkpoint.pt")
+    assert main([*args, "--epochs", "2", "--out", str(b), "--resume"]) == 0
+    ra, rb = _rows(a), _rows(b)
+    assert len(rb) == 2
+    for col in ("loss", "rec", "heldout_ll"):
+        assert float(ra[1][col]) == pytest.approx(float(rb[1][col]), rel=1e-5), col
+    sa, sb = load_checkpoint(a / "checkpoint.pt"), load_checkpoint(b / "checkpoint.pt")
+    for k, v in sa["trainer"]["model"].items():
+        assert torch.allclose(v, sb["trainer"]["model"][k]), k
+
+
+def test_cli_trains_on_a_csv_table(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "scores.csv"
+    pd.DataFrame(
+        {"school": np.repeat(np.arange(30), 6), "score": rng.normal(size=180), "iq": rng.normal(size=180)}
+    ).to_csv(path, index=False)
+    out = tmp_path / "table"
+    argv = ["--model", "gvae", "--data", str(path), "--group-col", "school", "--value-cols", "score", "iq"]
+    assert main([*argv, "--epochs", "1", "--out", str(out), "--quiet", "--iwae-samples", "2"]) == 0
+    row = _rows(out)[0]
+    assert row["trans"] == "" and row["u_pred"] == "" and row["heldout_ll"] != ""
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["decoder"] == "mlp" and config["model"]["x_dim"] == 2
+    assert len(config["data_description"]["standardizer"]["mean"]) == 2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--data", "nowhere.csv", "--group-col", "g", "--value-cols", "y"], "neither a built-in"),
+        (["--model", "cxvae", "--decoder", "exam", "--data", "mlmrev-exam", "--u-dim", "3"], "exam"),
+        (["--batch-groups", "0"], "batch_groups"),
+    ],
+)
+def test_cli_reports_bad_input(tmp_path, capsys, argv, message):
+    assert main([*argv, "--epochs", "1", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err
+
+
+def test_cli_on_mlmrev_exam(tmp_path):
+    out = tmp_path / "mlm"
+    assert main(["--model", "cxvae", "--data", "mlmrev-exam", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["heldout_ll"] is not None and summary["rec"] > 0
