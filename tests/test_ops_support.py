@@ -73,11 +73,12 @@ def split_chunks(threads: int) -> Iterator[None]:
 def forward_backward(
     fn: Callable, x: torch.Tensor, offsets: torch.Tensor, seed: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``fn(x, offsets)`` and the gradient of ``<out, g>`` for a fixed random ``g``."""
+    """``fn(x, offsets)`` and the gradient of ``<out, g>`` for a fixed random ``g``, drawn on the CPU
+    so that it is the same on every device."""
     x = x.detach().clone().requires_grad_(True)
     out = fn(x, offsets)
     gen = torch.Generator().manual_seed(seed)
-    g = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.dtype)
+    g = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(device=out.device, dtype=out.dtype)
     (gx,) = torch.autograd.grad(out, x, g, allow_unused=True)
     return out.detach(), torch.zeros_like(x) if gx is None else gx
 
