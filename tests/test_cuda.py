@@ -192,11 +192,12 @@ def test_absent_rows_never_count_as_exp0():
 
 @pytest.mark.parametrize("op", OPS, ids=OP_IDS)
 def test_gradcheck(op):
-    _, fn, _, _, dims = op
-    offsets = cuda(offsets_of([3, 0, 1, 4, 2]))
+    name, fn, _, _, dims = op
+    # An empty group's -inf output has no finite difference; its zero gradient is tested above.
+    offsets = cuda(offsets_of([3, 1, 4, 2] if name == "segment_logmeanexp" else [3, 0, 1, 4, 2]))
     x = cuda(data_for(dims, 10, 3, torch.float64)).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda t: fn(t, offsets), (x,))
-    if op[0] != "segment_logmeanexp":
+    if name != "segment_logmeanexp":
         assert torch.autograd.gradgradcheck(lambda t: fn(t, offsets), (x,))
 
 
@@ -320,7 +321,7 @@ def test_training_smoke_on_cuda(model, tmp_path):
     import gvae_fast.ops as ops
 
     assert ops.backend() == "compiled"
-    argv = ["--model", model, "--device", "cuda", "--groups", "512", "--heldout-groups", "128", "--epochs", "1"]
+    argv = ["--model", model, "--device", "cuda", "--groups", "256", "--heldout-groups", "64", "--epochs", "1"]
     argv += ["--iwae-samples", "2", "--quiet", "--out", str(tmp_path / model)]
     assert train.main(argv) == 0
     assert (tmp_path / model / "metrics.csv").exists()
