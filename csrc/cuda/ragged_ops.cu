@@ -8,12 +8,19 @@
 // deterministic and no atomics are used; one long group is then spread over many warps instead
 // of serialising a single one. The split decision and the item count come from the host copy
 // of the offsets that validation makes anyway, so the operators never synchronise beyond it.
-#include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/NumericUtils.h>
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/clamp_min.h>
+#include <ATen/ops/cumsum.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/floor_divide.h>
+#include <ATen/ops/repeat_interleave.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <cstdint>
@@ -92,9 +99,9 @@ Plan plan_items(const at::Tensor& offsets, const at::Tensor& host, int64_t chunk
   plan.offsets = offsets.contiguous();
   plan.layout = {plan.offsets.const_data_ptr<int64_t>(), nullptr, nullptr, items, chunk};
   if (split) {
-    const at::Tensor sizes = plan.offsets.slice(0, 1) - plan.offsets.slice(0, 0, n);
-    const at::Tensor counts = at::clamp_min(at::floor_divide(sizes + (chunk - 1), chunk), 1);
-    plan.item_first = at::cumsum(counts, 0) - counts;
+    const at::Tensor sizes = plan.offsets.slice(0, 1).sub(plan.offsets.slice(0, 0, n));
+    const at::Tensor counts = at::clamp_min(at::floor_divide(sizes.add(chunk - 1), chunk), 1);
+    plan.item_first = at::cumsum(counts, 0).sub_(counts);
     plan.item_group = at::repeat_interleave(counts, items);
     plan.layout.item_group = plan.item_group.const_data_ptr<int64_t>();
     plan.layout.item_first = plan.item_first.const_data_ptr<int64_t>();
@@ -487,7 +494,7 @@ at::Tensor reduce(const at::Tensor& x_in, const at::Tensor& offsets, Reduce mode
     return out;
   }
   const Plan plan = plan_items(offsets, host, kRowsPerItem);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gvae_fast_reduce_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const at::Tensor partial =
@@ -550,7 +557,7 @@ at::Tensor segment_broadcast(const at::Tensor& g_in, const at::Tensor& offsets, 
     return out;
   }
   const Plan plan = plan_items(offsets, host, kRowsPerItem);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const Spread mode = mean ? Spread::Mean : Spread::Copy;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "gvae_fast_broadcast_cuda", [&] {
     const scalar_t* gp = g.const_data_ptr<scalar_t>();
@@ -579,7 +586,7 @@ at::Tensor segment_logmeanexp(const at::Tensor& s_in, const at::Tensor& offsets)
     return out;
   }
   const Plan plan = plan_items(offsets, host, kScoresPerItem);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.scalar_type(), "gvae_fast_logmeanexp_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const at::Tensor partial =
@@ -622,7 +629,7 @@ at::Tensor segment_logmeanexp_backward(const at::Tensor& grad_in, const at::Tens
     return gs;
   }
   const Plan plan = plan_items(offsets, host, kScoresPerItem);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.scalar_type(), "gvae_fast_logmeanexp_bwd_cuda", [&] {
     logmeanexp_backward_kernel<scalar_t><<<blocks_for(plan.layout.items), kThreads, 0, stream>>>(
         grad.const_data_ptr<scalar_t>(), s.const_data_ptr<scalar_t>(), out.const_data_ptr<scalar_t>(),
