@@ -4,8 +4,9 @@ For every operator, layout, width and mode it prints the compiled kernel's time,
 must move in GB/s and as a share of the bandwidth of a ``copy_`` of the same number of bytes
 measured in this run, its speedup over the fastest torch-native path and over the reference,
 and the peak bytes the torch allocator holds during one call (compiled vs reference, from
-``torch.profiler`` with ``profile_memory=True``). Times are medians of ``--repeats`` calls after
-a warm-up. Every path runs in this one process, under one environment, printed first: set
+``torch.profiler`` with ``profile_memory=True``). Times are the best of ``--repeats`` calls after
+a warm-up: on a shared machine the minimum is the least disturbed by other work. Every path runs
+in this one process, under one environment, printed first with the load average: set
 ``THP_MEM_ALLOC_ENABLE=1`` in the environment to measure with transparent huge pages.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from collections.abc import Callable
 
@@ -22,14 +22,14 @@ from ops_cases import LAYOUTS, MODES, OPS, WIDTHS, bytes_moved, implementations,
 from torch.profiler import ProfilerActivity, profile
 
 
-def median_ms(call: Callable[[], object], repeats: int) -> float:
+def best_ms(call: Callable[[], object], repeats: int) -> float:
     call()
-    times = []
+    best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         call()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        best = min(best, time.perf_counter() - start)
+    return 1e3 * best
 
 
 def peak_bytes(call: Callable[[], object]) -> int:
@@ -52,25 +52,28 @@ def copy_gbps(nbytes: int, repeats: int) -> float:
     if nbytes not in _copy_cache:
         src = torch.randn(max(nbytes // 8, 1))
         dst = torch.empty_like(src)
-        _copy_cache[nbytes] = nbytes / (median_ms(lambda: dst.copy_(src), repeats) * 1e6)
+        _copy_cache[nbytes] = nbytes / (best_ms(lambda: dst.copy_(src), repeats) * 1e6)
     return _copy_cache[nbytes]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=list(LAYOUTS))
     parser.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
     args = parser.parse_args()
 
     from gvae_fast.ops import compiled
 
+    torch.set_num_threads(args.threads)
+
     if compiled.LOAD_ERROR is not None:
         raise SystemExit(f"compiled backend unavailable: {compiled.LOAD_ERROR}")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}, float32, "
-        f"median of {args.repeats}"
+        f"best of {args.repeats}, load average {os.getloadavg()[0]:.1f}"
     )
     header = (
         "| op | layout | H | mode | compiled ms | GB/s | % copy_ | fastest native | native ms "
@@ -85,7 +88,7 @@ def main() -> None:
                 x = make_input(op, layout, width)
                 impls = implementations(op, layout)
                 for mode in MODES:
-                    times = {name: median_ms(step(fn, x, mode), args.repeats) for name, fn in impls.items()}
+                    times = {name: best_ms(step(fn, x, mode), args.repeats) for name, fn in impls.items()}
                     native = min((n for n in times if n not in ("compiled", "reference")), key=times.get)
                     moved = bytes_moved(op, layout, width, mode)
                     gbps = moved / (times["compiled"] * 1e6)
