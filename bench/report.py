@@ -98,7 +98,7 @@ def main() -> None:
                         f"| {times['compiled']:.2f} | {gbps:.1f} | {100 * gbps / copy_gbps(moved, args.repeats):.0f}% "
                         f"| {native} | {times[native]:.2f} | {times[native] / times['compiled']:.1f} "
                         f"| {times['reference']:.2f} | {times['reference'] / times['compiled']:.1f} "
-                        f"| {peaks['compiled']:.1f} | {peaks['reference']:.1f} |",
+                        f"| {peaks['compiled']:.2f} | {peaks['reference']:.2f} |",
                         flush=True,
                     )
 
