@@ -106,7 +106,7 @@ void loo_mean_kernel(const scalar_t* x, const int64_t* off, int64_t n, int64_t H
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t chunks = num_chunks(off, n, H);
   SplitPartials<acc_t> split(chunks, H, acc_t(0));
-  if (chunks > 1) {
+  if (chunks > 1) {  // a single chunk splits no group
     for_each_piece(off, n, chunks, [&](int64_t c, const Piece& p) {
       if (!(p.first && p.last)) {
         accumulate_rows(x + p.begin * H, p.end - p.begin, H, split.slot(c, p));
