@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-seed", type=int, default=0, help="seed of the data and the held-out split")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=16)
-    t.add_argument("--batch-groups", type=int, default=128, help="whole groups per batch")
+    t.add_argument("--batch-groups", type=int, default=64, help="whole groups per batch")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--critic-lr", type=float, default=1e-3)
     t.add_argument("--mi-weight", type=float, default=1.0, help="lambda: weight of the MI bound")

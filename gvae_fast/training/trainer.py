@@ -26,7 +26,7 @@ class TrainConfig:
         grad_clip: global gradient-norm clip for both optimisers (0 disables it).
     """
 
-    batch_groups: int = 128
+    batch_groups: int = 64
     lr: float = 1e-3
     critic_lr: float = 1e-3
     mi_weight: float = 1.0
