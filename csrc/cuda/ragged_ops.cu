@@ -23,6 +23,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -88,12 +89,18 @@ struct Plan {
 Plan plan_items(const at::Tensor& offsets, const at::Tensor& host, int64_t chunk) {
   const int64_t* off = host.const_data_ptr<int64_t>();
   const int64_t n = host.numel() - 1;
-  int64_t items = 0;
-  bool split = false;
+  // This runs on the host between validation and the launch, with the GPU idle: the common
+  // case is one branch-free (vectorisable) pass, the item count only where groups are split.
+  int64_t max_k = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t k = off[i + 1] - off[i];
-    split = split || k > chunk;
-    items += k > chunk ? (k + chunk - 1) / chunk : 1;
+    max_k = std::max(max_k, off[i + 1] - off[i]);
+  }
+  const bool split = max_k > chunk;
+  int64_t items = n;
+  if (split) {
+    for (int64_t i = 0; i < n; ++i) {
+      items += std::max<int64_t>((off[i + 1] - off[i] + chunk - 1) / chunk - 1, 0);
+    }
   }
   Plan plan;
   plan.offsets = offsets.contiguous();
