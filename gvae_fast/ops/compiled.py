@@ -9,6 +9,7 @@ the fake kernels here check what a trace can see (shapes, dtypes, devices).
 from __future__ import annotations
 
 import importlib
+import os
 
 import torch
 
@@ -22,10 +23,13 @@ REBUILD_HINT = (
 
 def _load() -> str | None:
     """Import the extension unless it cannot work here; return why not, or ``None``."""
+    # The folder matters when a source checkout shadows an installed gvae_fast (a script or
+    # `python -m pytest` run from the repository root imports the checkout first).
+    not_built = f"the extension gvae_fast._C is not built in {os.path.dirname(os.path.dirname(__file__))}"
     try:
         from gvae_fast import _build_info
     except ImportError:
-        return "the extension gvae_fast._C is not built"
+        return not_built
     # Checked before the import: a C++ extension has no stable ABI across torch builds, and
     # loading one built against another torch can fail anywhere from import to first call.
     if _build_info.TORCH_VERSION != torch.__version__:
@@ -36,7 +40,7 @@ def _load() -> str | None:
         importlib.import_module("gvae_fast._C")
     except ModuleNotFoundError as exc:
         if exc.name == "gvae_fast._C":
-            return "the extension gvae_fast._C is not built"
+            return not_built
         return f"gvae_fast._C failed to load: {exc}"
     except ImportError as exc:
         return f"gvae_fast._C failed to load: {exc}"
