@@ -13,6 +13,7 @@ import torch
 from gvae_fast.data.sources import EXAM_SCORES
 from gvae_fast.data.tables import TableError
 from gvae_fast.models.config import (
+    CONDITIONING_CHOICES,
     DECODER_CHOICES,
     GROUP_ENCODER_CHOICES,
     INSTANCE_ENCODER_CHOICES,
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--u-dim", type=int, help="group latent size (exam decoder: 2)")
     m.add_argument("--v-dim", type=int, help="instance latent size (exam decoder: 1)")
     m.add_argument("--hidden", type=int, default=64, help="width of every network")
+    m.add_argument(
+        "--conditioning", choices=CONDITIONING_CHOICES, default="concat", help="how a conditional v encoder reads u"
+    )
+    m.add_argument("--obs-std", type=float, help="fixed decoder observation std (default: learned)")
     d = p.add_argument_group("data")
     d.add_argument("--data", default=EXAM_SCORES, help="exam-scores, mlmrev-exam, or a .csv/.parquet path")
     d.add_argument("--group-col", help="group column of a table")
@@ -53,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--critic-lr", type=float, default=1e-3)
     t.add_argument("--mi-weight", type=float, default=1.0, help="lambda: weight of the MI bound")
     t.add_argument("--critic-steps", type=int, default=1, help="critic updates per model update")
+    t.add_argument(
+        "--obs-warmup-epochs", type=float, default=1.0, help="epochs to move a fixed --obs-std from 1 to its value"
+    )
     t.add_argument("--seed", type=int, default=0, help="seed of initialisation and training")
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     t.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
@@ -81,6 +89,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         u_dim=args.u_dim,
         v_dim=args.v_dim,
         hidden=args.hidden,
+        conditioning=args.conditioning,
+        obs_std=args.obs_std,
     )
     train = TrainConfig(
         batch_groups=args.batch_groups,
@@ -88,6 +98,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         critic_lr=args.critic_lr,
         mi_weight=args.mi_weight,
         critic_steps=args.critic_steps,
+        obs_warmup_epochs=args.obs_warmup_epochs,
     )
     data = DataConfig(
         source=args.data,

@@ -23,7 +23,7 @@ from gvae_fast.experiments.sweep import (
 from gvae_fast.experiments.tables import ORACLE, ORACLE_LABEL, markdown_report, write_csv
 
 # Paper Fig. 3 sets CxVAE beside ML-VAE; the ablation's counterpart is the unconditional V encoder.
-TRANSLATION_PANELS = {"table1": ("cxvae", "mlvae"), "table2": ("cxvae", "cxvae-unconditional")}
+TRANSLATION_PANELS = {"table1": ("cxvae", "cxvae-tuned", "mlvae"), "table2": ("cxvae", "cxvae-unconditional")}
 PROTOCOLS = {"sample": ("", "latents drawn from q (the paper's protocol)"), "means": ("_means", "posterior means")}
 
 

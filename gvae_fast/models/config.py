@@ -8,6 +8,7 @@ GROUP_ENCODER_CHOICES = ("deepsets", "average", "product")
 INSTANCE_ENCODER_CHOICES = ("conditional", "unconditional")
 REGULARIZER_CHOICES = ("set-critic", "pair-critic", "none")
 DECODER_CHOICES = ("exam", "mlp")
+CONDITIONING_CHOICES = ("concat", "film")
 
 PRESETS = {
     "cxvae": {"group_encoder": "deepsets", "instance_encoder": "conditional", "regularizer": "set-critic"},
@@ -19,7 +20,12 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything needed to rebuild a model: dimensions, switches and width."""
+    """Everything needed to rebuild a model: dimensions, switches and width.
+
+    ``conditioning`` is how a conditional instance encoder reads u (``concat``: the paper's;
+    ``film``: feature-wise scale and shift); ``obs_std`` fixes the decoder's observation
+    standard deviation (``None``: learned).
+    """
 
     x_dim: int = 1
     u_dim: int = 2
@@ -29,6 +35,8 @@ class ModelConfig:
     instance_encoder: str = "conditional"
     regularizer: str = "set-critic"
     decoder: str = "exam"
+    conditioning: str = "concat"
+    obs_std: float | None = None
 
     def __post_init__(self) -> None:
         for name, value, choices in (
@@ -36,12 +44,15 @@ class ModelConfig:
             ("instance_encoder", self.instance_encoder, INSTANCE_ENCODER_CHOICES),
             ("regularizer", self.regularizer, REGULARIZER_CHOICES),
             ("decoder", self.decoder, DECODER_CHOICES),
+            ("conditioning", self.conditioning, CONDITIONING_CHOICES),
         ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {value!r}")
         for name in ("x_dim", "u_dim", "v_dim", "hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.obs_std is not None and not self.obs_std > 0:
+            raise ValueError(f"obs_std must be > 0 (or None to learn it), got {self.obs_std}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> ModelConfig:

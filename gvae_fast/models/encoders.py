@@ -77,15 +77,35 @@ GROUP_ENCODERS = {
 
 
 class InstanceEncoder(nn.Module):
-    """q(v | x_k, u) when ``conditional`` (CxVAE: input [embedding(x_k), u_i]), else q(v | x_k)."""
+    """q(v | x_k, u) when ``conditional``, else q(v | x_k).
 
-    def __init__(self, x_dim: int, u_dim: int, v_dim: int, hidden: int, conditional: bool) -> None:
+    ``conditioning`` says how u enters: ``"concat"`` (the paper's CxVAE: the head reads
+    [embedding(x_k), u_i]) or ``"film"``: u scales and shifts the embedding,
+    ``h = W x_k * (1 + gamma(u)) + beta(u)``, and the head adds a linear read-out of ``h`` to an
+    MLP of it. Posteriors of the form ``v = (x - b(u)) / a(u)`` (Exam-Scores) are then exactly
+    representable, which a concatenating MLP can only approximate.
+    """
+
+    def __init__(
+        self, x_dim: int, u_dim: int, v_dim: int, hidden: int, conditional: bool, conditioning: str = "concat"
+    ) -> None:
         super().__init__()
+        self.film = conditional and conditioning == "film"
         self.conditional = conditional
-        self.embed = nn.Sequential(nn.Linear(x_dim, hidden), nn.SiLU())
-        self.head = mlp([hidden + (u_dim if conditional else 0), hidden, hidden, 2 * v_dim])
+        if self.film:
+            self.embed = nn.Linear(x_dim, hidden)
+            self.modulation = mlp([u_dim, hidden, 2 * hidden])
+            self.linear = nn.Linear(hidden, 2 * v_dim)
+            self.head = mlp([hidden, hidden, hidden, 2 * v_dim])
+        else:
+            self.embed = nn.Sequential(nn.Linear(x_dim, hidden), nn.SiLU())
+            self.head = mlp([hidden + (u_dim if conditional else 0), hidden, hidden, 2 * v_dim])
 
     def forward(self, x: torch.Tensor, u_rows: torch.Tensor) -> DiagGaussian:
+        if self.film:
+            gamma, beta = self.modulation(u_rows).chunk(2, dim=-1)
+            h = self.embed(x) * (1.0 + gamma) + beta
+            return gaussian_head(self.linear(h) + self.head(nn.functional.silu(h)))
         h = self.embed(x)
         if self.conditional:
             h = torch.cat([h, u_rows], dim=-1)

@@ -41,9 +41,9 @@ class GVAE(nn.Module):
         c = config
         self.group_encoder = GROUP_ENCODERS[c.group_encoder](c.x_dim, c.u_dim, c.hidden)
         self.instance_encoder = InstanceEncoder(
-            c.x_dim, c.u_dim, c.v_dim, c.hidden, conditional=c.instance_encoder == "conditional"
+            c.x_dim, c.u_dim, c.v_dim, c.hidden, c.instance_encoder == "conditional", c.conditioning
         )
-        self.decoder = DECODERS[c.decoder](c.x_dim, c.u_dim, c.v_dim, c.hidden)
+        self.decoder = DECODERS[c.decoder](c.x_dim, c.u_dim, c.v_dim, c.hidden, c.obs_std)
 
     def encode(self, x: torch.Tensor, offsets: torch.Tensor, sample: bool = True) -> Latents:
         """Infer ``u`` per group, then ``v`` per row (drawn with reparameterisation, or the means)."""

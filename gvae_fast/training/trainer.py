@@ -24,6 +24,8 @@ class TrainConfig:
         mi_weight: lambda, the weight of the mutual-information bound in the encoders' loss.
         critic_steps: critic updates before each model update.
         grad_clip: global gradient-norm clip for both optimisers (0 disables it).
+        obs_warmup_epochs: epochs over which a fixed decoder observation variance moves from 1
+            to its target (ignored when the variance is learned).
     """
 
     batch_groups: int = 64
@@ -32,14 +34,15 @@ class TrainConfig:
     mi_weight: float = 1.0
     critic_steps: int = 1
     grad_clip: float = 10.0
+    obs_warmup_epochs: float = 1.0
 
     def __post_init__(self) -> None:
         if self.batch_groups < 1:
             raise ValueError(f"batch_groups must be >= 1, got {self.batch_groups}")
         if not (self.lr > 0 and self.critic_lr > 0):
             raise ValueError(f"learning rates must be > 0, got lr={self.lr}, critic_lr={self.critic_lr}")
-        if self.mi_weight < 0 or self.critic_steps < 1 or self.grad_clip < 0:
-            raise ValueError("mi_weight and grad_clip must be >= 0 and critic_steps >= 1")
+        if self.mi_weight < 0 or self.critic_steps < 1 or self.grad_clip < 0 or self.obs_warmup_epochs < 0:
+            raise ValueError("mi_weight, grad_clip and obs_warmup_epochs must be >= 0 and critic_steps >= 1")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +70,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.critic = None
         self.critic_optimizer = None
+        self.steps = 0
         if model_config.regularizer != "none":
             c = model_config
             self.critic = CRITICS[c.regularizer](c.x_dim, c.v_dim, c.hidden).to(self.device)
@@ -108,8 +112,11 @@ class Trainer:
         start = time.perf_counter()
         total_loss = total_mi = 0.0
         rows = 0
+        warmup_steps = self.config.obs_warmup_epochs * math.ceil(data.num_groups / self.config.batch_groups)
         for batch in data.batches(self.config.batch_groups, generator):
             batch = batch.to(self.device)
+            self.model.decoder.warm_up(self.steps / warmup_steps if warmup_steps else 1.0)
+            self.steps += 1
             loss, mi = self.train_batch(batch)
             total_loss += loss * batch.num_rows
             total_mi += mi * batch.num_rows
@@ -125,7 +132,7 @@ class Trainer:
         )
 
     def state_dict(self) -> dict:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "steps": self.steps}
         if self.critic is not None:
             state["critic"] = self.critic.state_dict()
             state["critic_optimizer"] = self.critic_optimizer.state_dict()
@@ -134,6 +141,7 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.steps = state["steps"]
         if self.critic is not None:
             self.critic.load_state_dict(state["critic"])
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
