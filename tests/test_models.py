@@ -143,3 +143,34 @@ def test_critics_skip_groups_of_one_and_detect_dependence(critic_cls):
         (-critic(x, v, off)).backward()
         opt.step()
     assert critic(x, v, off).item() > 0.3
+
+
+def test_film_encoder_depends_on_u_and_represents_affine_posteriors():
+    model = GVAE(ModelConfig.preset("cxvae", conditioning="film"))
+    enc = model.instance_encoder
+    x = torch.randn(4, 1)
+    assert not torch.allclose(enc(x, torch.zeros(4, 2)).mean, enc(x, torch.ones(4, 2)).mean)
+    # v = (x - 2 mu) / (sigma^2 + 1) is reachable exactly: linear read-out of a modulated x.
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.zero_()
+        enc.embed.weight.fill_(1.0)
+        enc.linear.weight[0, 0] = 1.0
+    assert torch.allclose(enc(x, torch.zeros(4, 2)).mean, x)
+
+
+def test_fixed_observation_std_is_a_warmed_up_buffer():
+    model = GVAE(ModelConfig.preset("cxvae", obs_std=0.3))
+    assert "decoder.logvar" not in dict(model.named_parameters())
+    assert "decoder.logvar" in model.state_dict()
+    model.decoder.warm_up(0.5)
+    assert model.decoder.logvar.item() == pytest.approx(math.log(0.3))
+    model.decoder.warm_up(7.0)
+    assert model.decoder.logvar.item() == pytest.approx(2 * math.log(0.3))
+    learned = GVAE(ModelConfig.preset("cxvae"))
+    learned.decoder.warm_up(1.0)  # no-op for a learned variance
+    assert learned.decoder.logvar.item() == 0.0
+    with pytest.raises(ValueError, match="obs_std must be > 0"):
+        ModelConfig.preset("cxvae", obs_std=0.0)
+    with pytest.raises(ValueError, match="conditioning must be one of"):
+        ModelConfig(conditioning="add")

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -54,3 +56,13 @@ def test_unreadable_checkpoint_is_named(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="cannot read checkpoint"):
         load_checkpoint(path)
+
+
+def test_fixed_observation_std_reaches_its_target_after_warmup():
+    data = prepare_data(groups=256, heldout_groups=8, seed=0)
+    trainer = Trainer(ModelConfig.preset("cxvae", obs_std=0.5), TrainConfig(batch_groups=64, obs_warmup_epochs=0.5))
+    gen = torch.Generator().manual_seed(0)
+    trainer.train_epoch(data.train, gen)
+    assert trainer.steps == 4
+    assert trainer.model.decoder.logvar.item() == pytest.approx(2 * math.log(0.5))
+    assert trainer.state_dict()["steps"] == 4
