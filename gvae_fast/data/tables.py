@@ -51,14 +51,16 @@ class Standardizer:
         std = torch.where(std > 0, std, torch.ones_like(std))  # a constant column stays as is
         return cls(mean=mean.tolist(), std=std.tolist())
 
+    def _params(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        as_tensor = lambda xs: torch.tensor(xs, dtype=like.dtype, device=like.device)  # noqa: E731
+        return as_tensor(self.mean), as_tensor(self.std)
+
     def apply(self, values: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, dtype=values.dtype, device=values.device)
-        std = torch.tensor(self.std, dtype=values.dtype, device=values.device)
+        mean, std = self._params(values)
         return (values - mean) / std
 
     def invert(self, values: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, dtype=values.dtype, device=values.device)
-        std = torch.tensor(self.std, dtype=values.dtype, device=values.device)
+        mean, std = self._params(values)
         return values * std + mean
 
     def to_dict(self) -> dict:

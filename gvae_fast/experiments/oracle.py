@@ -28,6 +28,7 @@ import math
 
 import torch
 
+from gvae_fast.data.exam_scores import exam_mean
 from gvae_fast.ops.validate import check_offsets, check_values
 
 __all__ = ["ExamPosterior", "translate"]
@@ -302,4 +303,4 @@ def translate(
     if target_index.shape != (offsets.numel() - 1,):
         raise ValueError(f"target_index must be [{offsets.numel() - 1}], got {tuple(target_index.shape)}")
     u = u_target[torch.repeat_interleave(target_index, offsets[1:] - offsets[:-1], output_size=v.shape[0])]
-    return 2.0 * u[:, :1] + (u[:, 1:] ** 2 + 1.0) * v
+    return exam_mean(u, v)
