@@ -22,6 +22,7 @@ from gvae_fast.models.config import (
     ModelConfig,
 )
 from gvae_fast.training import DataConfig, NonFiniteLossError, RunConfig, TrainConfig, run_training
+from gvae_fast.training.trainer import LR_SCHEDULES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--conditioning", choices=CONDITIONING_CHOICES, default="concat", help="how a conditional v encoder reads u"
     )
     m.add_argument("--obs-std", type=float, help="fixed decoder observation std (default: learned)")
+    m.add_argument("--set-layers", type=int, default=1, help="pooling rounds of the deepsets group encoder")
     d = p.add_argument_group("data")
     d.add_argument("--data", default=EXAM_SCORES, help="exam-scores, mlmrev-exam, or a .csv/.parquet path")
     d.add_argument("--group-col", help="group column of a table")
@@ -55,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=16)
     t.add_argument("--batch-groups", type=int, default=64, help="whole groups per batch")
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument(
+        "--lr-schedule", choices=LR_SCHEDULES, default="constant", help="cosine: model lr to 0 over --epochs"
+    )
     t.add_argument("--critic-lr", type=float, default=1e-3)
     t.add_argument("--mi-weight", type=float, default=1.0, help="lambda: weight of the MI bound")
     t.add_argument("--critic-steps", type=int, default=1, help="critic updates per model update")
@@ -91,6 +96,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         hidden=args.hidden,
         conditioning=args.conditioning,
         obs_std=args.obs_std,
+        set_layers=args.set_layers,
     )
     train = TrainConfig(
         batch_groups=args.batch_groups,
@@ -99,6 +105,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         mi_weight=args.mi_weight,
         critic_steps=args.critic_steps,
         obs_warmup_epochs=args.obs_warmup_epochs,
+        lr_schedule=args.lr_schedule,
     )
     data = DataConfig(
         source=args.data,

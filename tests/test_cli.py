@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from gvae_fast.train import main
-from gvae_fast.training.checkpoint import load_checkpoint, save_atomic
+from gvae_fast.training.checkpoint import load_checkpoint
+from gvae_fast.training.trainer import Trainer
 
 TINY = ["--groups", "96", "--heldout-groups", "32", "--batch-groups", "32", "--iwae-samples", "2", "--quiet"]
 
@@ -42,16 +43,33 @@ def test_cli_writes_every_file_and_resumes(tmp_path, capsys):
     assert "different configuration" in capsys.readouterr().err
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize(
+    "model_args",
+    [
+        ["--model", "nemeth"],
+        # A learning-rate schedule and a second pooling round must resume exactly too.
+        ["--model", "cxvae", "--lr-schedule", "cosine", "--set-layers", "2"],
+    ],
+)
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, model_args):
     a, b = tmp_path / "a", tmp_path / "b"
-    args = ["--model", "nemeth", "--no-eval-means", *TINY]
-    assert main([*args, "--epochs", "2", "--out", str(a)]) == 0
-    assert main([*args, "--epochs", "1", "--out", str(b)]) == 0
-    # Resuming needs the same configuration: rewrite the saved epoch budget, as --epochs 2 would.
-    state = load_checkpoint(b / "checkpoint.pt")
-    state["config"]["epochs"] = 2
-    save_atomic(state, b / "checkpoint.pt")
-    assert main([*args, "--epochs", "2", "--out", str(b), "--resume"]) == 0
+    args = [*model_args, "--no-eval-means", "--epochs", "2", *TINY]
+    assert main([*args, "--out", str(a)]) == 0
+    train_epoch = Trainer.train_epoch
+    calls = []
+
+    def interrupted(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return train_epoch(self, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "train_epoch", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            main([*args, "--out", str(b)])
+    assert len(_rows(b)) == 1
+    assert main([*args, "--out", str(b), "--resume"]) == 0
     ra, rb = _rows(a), _rows(b)
     assert len(rb) == 2
     for col in ("loss", "rec", "heldout_ll"):

@@ -51,8 +51,9 @@ def test_average_encoder_averages_means_and_variances():
     assert torch.allclose(q.var.squeeze(1), torch.tensor([2.0, 1.0, 4.0]))
 
 
-def test_deepsets_encoder_is_permutation_invariant_and_sees_the_whole_set():
-    enc = DeepSetsGroupEncoder(1, 2, 8)
+@pytest.mark.parametrize("set_layers", [1, 2, 3])
+def test_deepsets_encoder_is_permutation_invariant_and_sees_the_whole_set(set_layers):
+    enc = DeepSetsGroupEncoder(1, 2, 8, set_layers)
     x = torch.randn(5, 1)
     off = offsets_from_sizes([3, 2])
     q = enc(x, off)
@@ -60,6 +61,32 @@ def test_deepsets_encoder_is_permutation_invariant_and_sees_the_whole_set():
     assert torch.allclose(q.mean, q_perm.mean, atol=1e-6)
     q_other = enc(torch.cat([x[:2], x[2:3] + 5, x[3:]]), off)
     assert not torch.allclose(q.mean[0], q_other.mean[0]) and torch.allclose(q.mean[1], q_other.mean[1])
+
+
+def test_second_pooling_round_sees_each_element_beside_its_group_summary():
+    enc = DeepSetsGroupEncoder(1, 2, 8, set_layers=2)
+    off = offsets_from_sizes([2, 0, 3, 1])
+    x = torch.randn(6, 1, dtype=torch.float64, requires_grad=True)
+    enc = enc.double()
+    q = enc(x, off)
+    # The empty group gets the prior; the rest depend on their own rows only.
+    assert torch.equal(q.mean[1], torch.zeros(2, dtype=torch.float64)) and torch.equal(q.logvar[1], q.mean[1])
+    (grad,) = torch.autograd.grad(q.mean[2].sum(), x)
+    assert torch.all(grad[2:5] != 0) and torch.all(grad[[0, 1, 5]] == 0)
+    # The second round's input is [x_k, pool of round one broadcast to the group's rows].
+    seen = []
+    enc.rounds[0].register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    enc(x, off)
+    pool = enc.element(x)[2:5].mean(0)
+    assert torch.allclose(seen[0][2:5, 1:], pool.expand(3, -1)) and torch.equal(seen[0][:, :1], x)
+
+
+def test_set_layers_are_validated():
+    assert GVAE(ModelConfig.preset("cxvae", set_layers=2)).group_encoder.rounds[0] is not None
+    with pytest.raises(ValueError, match="set_layers must be >= 1"):
+        ModelConfig(set_layers=0)
+    with pytest.raises(ValueError, match="needs the deepsets group encoder"):
+        ModelConfig.preset("gvae", set_layers=2)
 
 
 @pytest.mark.parametrize("preset", ["cxvae", "mlvae", "gvae", "nemeth"])

@@ -66,3 +66,20 @@ def test_fixed_observation_std_reaches_its_target_after_warmup():
     assert trainer.steps == 4
     assert trainer.model.decoder.logvar.item() == pytest.approx(2 * math.log(0.5))
     assert trainer.state_dict()["steps"] == 4
+
+
+def test_cosine_schedule_decays_the_model_lr_and_keeps_the_critic_lr():
+    data = prepare_data(groups=256, heldout_groups=8, seed=0)
+    config = TrainConfig(batch_groups=64, lr=2e-3, lr_schedule="cosine")
+    with pytest.raises(ValueError, match="needs the run's length"):
+        Trainer(ModelConfig.preset("cxvae"), config)
+    trainer = Trainer(ModelConfig.preset("cxvae"), config, epochs=2)
+    gen = torch.Generator().manual_seed(0)
+    trainer.train_epoch(data.train, gen)
+    # The last of 4 steps of epoch 1 ran at step 3 of 8: lr * (1 + cos(3 pi / 8)) / 2.
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(2e-3 * 0.5 * (1 + math.cos(3 * math.pi / 8)))
+    trainer.train_epoch(data.train, gen)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(2e-3 * 0.5 * (1 + math.cos(7 * math.pi / 8)))
+    assert trainer.critic_optimizer.param_groups[0]["lr"] == 1e-3
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        TrainConfig(lr_schedule="step")

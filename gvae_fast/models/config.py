@@ -24,7 +24,8 @@ class ModelConfig:
 
     ``conditioning`` is how a conditional instance encoder reads u (``concat``: the paper's;
     ``film``: feature-wise scale and shift); ``obs_std`` fixes the decoder's observation
-    standard deviation (``None``: learned).
+    standard deviation (``None``: learned); ``set_layers`` is the number of pooling rounds of
+    the ``deepsets`` group encoder (1: the paper's).
     """
 
     x_dim: int = 1
@@ -37,6 +38,7 @@ class ModelConfig:
     decoder: str = "exam"
     conditioning: str = "concat"
     obs_std: float | None = None
+    set_layers: int = 1
 
     def __post_init__(self) -> None:
         for name, value, choices in (
@@ -48,9 +50,11 @@ class ModelConfig:
         ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-        for name in ("x_dim", "u_dim", "v_dim", "hidden"):
+        for name in ("x_dim", "u_dim", "v_dim", "hidden", "set_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.set_layers > 1 and self.group_encoder != "deepsets":
+            raise ValueError(f"set_layers > 1 needs the deepsets group encoder, got {self.group_encoder!r}")
         if self.obs_std is not None and not self.obs_std > 0:
             raise ValueError(f"obs_std must be > 0 (or None to learn it), got {self.obs_std}")
 

@@ -39,7 +39,8 @@ class GVAE(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.group_encoder = GROUP_ENCODERS[c.group_encoder](c.x_dim, c.u_dim, c.hidden)
+        rounds = {"set_layers": c.set_layers} if c.group_encoder == "deepsets" else {}
+        self.group_encoder = GROUP_ENCODERS[c.group_encoder](c.x_dim, c.u_dim, c.hidden, **rounds)
         self.instance_encoder = InstanceEncoder(
             c.x_dim, c.u_dim, c.v_dim, c.hidden, c.instance_encoder == "conditional", c.conditioning
         )

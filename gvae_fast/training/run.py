@@ -142,7 +142,7 @@ def run_training(
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed)
-    trainer = Trainer(config.model, config.train, config.device)
+    trainer = Trainer(config.model, config.train, config.device, config.epochs)
     history: list[dict] = []
     start_epoch = 0
     batch_gen = torch.Generator().manual_seed(config.seed)

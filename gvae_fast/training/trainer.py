@@ -12,6 +12,8 @@ import torch
 from gvae_fast.data.ragged import GroupedData
 from gvae_fast.models import CRITICS, GVAE, ModelConfig, negative_elbo
 
+LR_SCHEDULES = ("constant", "cosine")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -26,6 +28,8 @@ class TrainConfig:
         grad_clip: global gradient-norm clip for both optimisers (0 disables it).
         obs_warmup_epochs: epochs over which a fixed decoder observation variance moves from 1
             to its target (ignored when the variance is learned).
+        lr_schedule: ``constant``, or ``cosine``: the model's learning rate follows a half cosine
+            from ``lr`` to 0 over the run (the critic's stays constant so that it keeps tracking).
     """
 
     batch_groups: int = 64
@@ -35,8 +39,11 @@ class TrainConfig:
     critic_steps: int = 1
     grad_clip: float = 10.0
     obs_warmup_epochs: float = 1.0
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.batch_groups < 1:
             raise ValueError(f"batch_groups must be >= 1, got {self.batch_groups}")
         if not (self.lr > 0 and self.critic_lr > 0):
@@ -61,10 +68,23 @@ class EpochStats:
 
 
 class Trainer:
-    """Holds the model, its critic (if the regulariser needs one) and both optimisers."""
+    """Holds the model, its critic (if the regulariser needs one) and both optimisers.
 
-    def __init__(self, model_config: ModelConfig, config: TrainConfig, device: torch.device | str = "cpu") -> None:
+    ``epochs`` is the length of the run, which a learning-rate schedule other than
+    ``constant`` needs.
+    """
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        config: TrainConfig,
+        device: torch.device | str = "cpu",
+        epochs: int | None = None,
+    ) -> None:
+        if config.lr_schedule != "constant" and not (epochs and epochs > 0):
+            raise ValueError(f"lr_schedule {config.lr_schedule!r} needs the run's length in epochs, got {epochs}")
         self.config = config
+        self.epochs = epochs
         self.device = torch.device(device)
         self.model = GVAE(model_config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
@@ -112,10 +132,12 @@ class Trainer:
         start = time.perf_counter()
         total_loss = total_mi = 0.0
         rows = 0
-        warmup_steps = self.config.obs_warmup_epochs * math.ceil(data.num_groups / self.config.batch_groups)
+        steps_per_epoch = math.ceil(data.num_groups / self.config.batch_groups)
+        warmup_steps = self.config.obs_warmup_epochs * steps_per_epoch
         for batch in data.batches(self.config.batch_groups, generator):
             batch = batch.to(self.device)
             self.model.decoder.warm_up(self.steps / warmup_steps if warmup_steps else 1.0)
+            self._schedule_lr(steps_per_epoch)
             self.steps += 1
             loss, mi = self.train_batch(batch)
             total_loss += loss * batch.num_rows
@@ -130,6 +152,13 @@ class Trainer:
             seconds=seconds,
             groups_per_s=data.num_groups / seconds if seconds > 0 else math.nan,
         )
+
+    def _schedule_lr(self, steps_per_epoch: int) -> None:
+        if self.config.lr_schedule == "constant":
+            return
+        progress = min(self.steps / (self.epochs * steps_per_epoch), 1.0)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def state_dict(self) -> dict:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "steps": self.steps}
