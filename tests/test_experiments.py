@@ -116,3 +116,10 @@ def test_table_end_to_end_then_reused(tmp_path, capsys):
     changed = SweepSettings(2, 2, 32, 32, (*TRAIN_FLAGS, "--lr", "0.01"))
     with pytest.raises(ValueError, match="different configuration"):
         run_sweep("table1", ["cxvae"], changed, out, threads=1)
+
+    # The post-hoc dependence check reads the same finished runs.
+    dep = ["dependence", "table1", *TINY, "--critic-epochs", "1", "--out", str(out), "--", *TRAIN_FLAGS]
+    assert main(dep) == 0
+    report = (out / "table1_dependence.md").read_text()
+    assert "| CxVAE (ours) |" in report and "| ML-VAE (Bouchacourt 2018) |" in report and "--critic-epochs 1" in report
+    assert main([*dep[:2], "--seeds", "3", *dep[4:]]) == 2

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from gvae_fast.data import generate, translation_pairs
-from gvae_fast.metrics import evaluate, prediction_error
+from gvae_fast.data.sources import prepare_data
+from gvae_fast.metrics import evaluate, prediction_error, residual_dependence
 from gvae_fast.models import GVAE, ModelConfig
 
 
@@ -62,3 +63,20 @@ def test_metrics_without_truth_are_nan_but_ll_is_finite():
     m = evaluate(model, bare, bare, None, iwae_samples=3)
     assert math.isnan(m["trans"]) and math.isnan(m["u_pred"]) and math.isnan(m["v_pred"])
     assert math.isfinite(m["rec"]) and math.isfinite(m["heldout_ll"])
+
+
+def test_residual_dependence_separates_clean_from_leaky_codes():
+    data = prepare_data(groups=1024, heldout_groups=256, seed=0)
+
+    def true_v(batch):
+        return batch.v_true
+
+    def leaky(batch):
+        # The group's mean score leaks into every code: x_{-k} predicts it.
+        return batch.v_true + torch.repeat_interleave(batch.u_true[:, :1], batch.sizes, dim=0)
+
+    clean = residual_dependence(true_v, data.train, data.test, epochs=4, batch_groups=64)
+    dirty = residual_dependence(leaky, data.train, data.test, epochs=4, batch_groups=64)
+    assert abs(clean) < 0.02 and dirty > 0.1, (clean, dirty)
+    with pytest.raises(ValueError, match="epochs >= 1"):
+        residual_dependence(true_v, data.train, data.test, epochs=0)

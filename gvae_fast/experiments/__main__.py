@@ -1,8 +1,9 @@
-"""Command line: ``python -m gvae_fast.experiments {table1,table2,figures,heldout-size}``.
+"""Command line: ``python -m gvae_fast.experiments {table1,table2,figures,dependence,heldout-size}``.
 
 ``table1``/``table2`` train every run not finished yet (resuming interrupted ones), then write
 the tables and figures; ``figures TABLE`` only rewrites them from finished runs;
-``heldout-size`` measures how much the translation error moves with the held-out set.
+``dependence TABLE`` measures the group information left in the finished runs' instance
+codes; ``heldout-size`` measures how much the translation error moves with the held-out set.
 Training flags after ``--`` (or in ``--extra``) are passed to every run.
 """
 
@@ -15,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from gvae_fast.experiments.dependence import dependence_markdown, dependence_rows
 from gvae_fast.experiments.heldout_size import spread_markdown, translation_spread
 from gvae_fast.experiments.report import write_report
 from gvae_fast.experiments.sweep import TABLES, SweepSettings, run_sweep
@@ -49,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("figures", help="rewrite a table's tables and figures from finished runs")
     f.add_argument("table", choices=sorted(TABLES))
     _add_sweep_flags(f)
+    dep = sub.add_parser("dependence", help="fit a fresh critic to finished runs' instance codes")
+    dep.add_argument("table", choices=sorted(TABLES))
+    _add_sweep_flags(dep)
+    dep.add_argument("--critic-epochs", type=int, default=3, help="passes of the fresh critic over the training set")
     h = sub.add_parser("heldout-size", help="translation error's spread across held-out sets of each size")
     h.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 8192, 16384, 32768])
     h.add_argument("--repeats", type=int, default=16, help="independent held-out sets per size")
@@ -75,13 +81,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             path.write_text(spread_markdown(rows, args.repeats, args.noise_std) + f"\nCommand: `{command}`\n")
             print(path.read_text())
             return 0
-        table = args.table if args.command == "figures" else args.command
+        table = args.table if args.command in ("figures", "dependence") else args.command
         names = args.models or list(TABLES[table])
         unknown = sorted(set(names) - set(TABLES[table]))
         if unknown:
             parser.error(f"{table} has no run(s) {unknown}; choose from {list(TABLES[table])}")
         extra = (*shlex.split(args.extra), *passthrough)
         settings = SweepSettings(args.seeds, args.epochs, args.groups, args.heldout_groups, extra)
+        if args.command == "dependence":
+            rows = dependence_rows(table, names, settings, args.out, args.critic_epochs)
+            path = args.out / f"{table}_dependence.md"
+            path.write_text(dependence_markdown(rows, table, command, args.critic_epochs))
+            print(path.read_text())
+            return 0
         sweep = None
         if args.command != "figures":
             sweep = run_sweep(table, names, settings, args.out, args.jobs, args.threads)

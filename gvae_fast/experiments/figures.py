@@ -16,19 +16,11 @@ from gvae_fast.data.ragged import GroupedData  # noqa: E402
 from gvae_fast.data.sources import PreparedData  # noqa: E402
 from gvae_fast.experiments.aggregate import MSE_METRICS, per_epoch  # noqa: E402
 from gvae_fast.experiments.oracle import ExamPosterior  # noqa: E402
-from gvae_fast.models import GVAE, ModelConfig  # noqa: E402
-from gvae_fast.training.checkpoint import load_checkpoint  # noqa: E402
+from gvae_fast.experiments.sweep import load_model  # noqa: E402
+from gvae_fast.models import GVAE  # noqa: E402
 
 SOURCE, TARGET, TRANSLATED, LINE = "#e6b800", "#e8772e", "#c0392b", "#9e9e9e"
 _TITLES = {"rec": "reconstruction", "trans": "translation", "u_pred": "U-pred", "v_pred": "V-pred"}
-
-
-def load_model(folder: Path) -> GVAE:
-    """The model saved in a run folder's ``checkpoint.pt``, in eval mode on the CPU."""
-    state = load_checkpoint(Path(folder) / "checkpoint.pt")
-    model = GVAE(ModelConfig(**state["config"]["model"]))
-    model.load_state_dict(state["trainer"]["model"])
-    return model.eval()
 
 
 def _save(fig: plt.Figure, path: Path) -> None:

@@ -15,10 +15,9 @@ from gvae_fast.experiments.sweep import (
     TABLES,
     SweepResult,
     SweepSettings,
-    is_finished,
+    finished_folders,
     run_args,
     run_config,
-    run_folder,
 )
 from gvae_fast.experiments.tables import ORACLE, ORACLE_LABEL, markdown_report, write_csv
 
@@ -49,12 +48,7 @@ def write_report(
     """
     out = Path(out)
     specs = TABLES[table]
-    folders = {name: [run_folder(out, name, k) for k in range(settings.seeds)] for name in names}
-    for name, fs in folders.items():
-        for seed, folder in enumerate(fs):
-            # Also refuses runs of another configuration: a table never mixes settings.
-            if not is_finished(folder, run_config(run_args(specs[name], settings, seed))):
-                raise ValueError(f"{folder} holds no finished run of these settings; train it with `{table}` first")
+    folders = finished_folders(table, names, settings, out)
     histories = {name: [load_history(f) for f in fs] for name, fs in folders.items()}
     labelled = {specs[name].label: histories[name] for name in names}
     config = run_config(run_args(specs[names[0]], settings, 0))

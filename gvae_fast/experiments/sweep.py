@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from gvae_fast.data.sources import PreparedData, prepare_data
+from gvae_fast.models import GVAE, ModelConfig
 from gvae_fast.train import build_parser, config_from_args
 from gvae_fast.training import DataConfig, RunConfig, run_training
 from gvae_fast.training.checkpoint import load_checkpoint, write_text_atomic
@@ -156,6 +157,28 @@ def is_finished(folder: Path, config: RunConfig) -> bool:
             "choose another --out or delete that folder"
         )
     return state["epoch"] >= config.epochs
+
+
+def finished_folders(table: str, names: Sequence[str], settings: SweepSettings, out: Path) -> dict[str, list[Path]]:
+    """Run folders of ``names`` per seed, each checked to hold a finished run of these settings.
+
+    Also refuses runs of another configuration: a table never mixes settings.
+    """
+    specs = TABLES[table]
+    folders = {name: [run_folder(out, name, k) for k in range(settings.seeds)] for name in names}
+    for name, fs in folders.items():
+        for seed, folder in enumerate(fs):
+            if not is_finished(folder, run_config(run_args(specs[name], settings, seed))):
+                raise ValueError(f"{folder} holds no finished run of these settings; train it with `{table}` first")
+    return folders
+
+
+def load_model(folder: Path) -> GVAE:
+    """The model saved in a run folder's ``checkpoint.pt``, in eval mode on the CPU."""
+    state = load_checkpoint(Path(folder) / "checkpoint.pt")
+    model = GVAE(ModelConfig(**state["config"]["model"]))
+    model.load_state_dict(state["trainer"]["model"])
+    return model.eval()
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,5 +1,6 @@
 """Held-out metrics (DESIGN §6, paper Algorithm 1)."""
 
+from gvae_fast.metrics.dependence import residual_dependence
 from gvae_fast.metrics.evaluate import InferredLatents, evaluate, heldout_log_likelihood, infer
 from gvae_fast.metrics.regression import fit_regressor, prediction_error
 
@@ -10,4 +11,5 @@ __all__ = [
     "infer",
     "fit_regressor",
     "prediction_error",
+    "residual_dependence",
 ]
