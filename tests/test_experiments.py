@@ -101,6 +101,7 @@ def test_table_end_to_end_then_reused(tmp_path, capsys):
             assert float(r["heldout_ll"]) < oracle["heldout_ll"] + 0.5
     md = (out / "table1.md").read_text()
     assert "52.1 ± 0.6" in md and "Bayes-optimal oracle" in md and "--batch-groups 32" in md
+    assert "ML-VAE (Bouchacourt 2018): `--model mlvae`" in md
     for name in ("table1_epochs", "table1_epochs_means", "table1_loglik", "table1_translation", "data"):
         assert (out / f"{name}.png").stat().st_size > 10_000, name
 

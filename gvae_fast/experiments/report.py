@@ -90,6 +90,7 @@ def write_report(
         f"(data seed {d.seed}, noise std {d.noise_std}) and their translation pairs.",
         f"Training settings (the training command's defaults plus `{' '.join(settings.extra) or 'no extra flags'}`): "
         f"{json.dumps(config.train.__dict__)}, hidden {config.model.hidden}, IWAE samples {config.iwae_samples}.",
+        "Each row's own flags: " + "; ".join(f"{specs[n].label}: `{' '.join(specs[n].args)}`" for n in names) + ".",
         f"Aggregation: per epoch the mean and standard deviation (ddof 1) across seeds, averaged over {window_text}.",
         f"Oracle: the exact posterior, scored with the same regressor fitted on {REGRESSOR_GROUPS} training groups; "
         f"under q-sampling mean ± std over {settings.seeds} independent posterior draws, under posterior means "
