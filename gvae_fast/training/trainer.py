@@ -81,7 +81,7 @@ class Trainer:
         device: torch.device | str = "cpu",
         epochs: int | None = None,
     ) -> None:
-        if config.lr_schedule != "constant" and not (epochs and epochs > 0):
+        if config.lr_schedule != "constant" and (epochs is None or epochs < 0):
             raise ValueError(f"lr_schedule {config.lr_schedule!r} needs the run's length in epochs, got {epochs}")
         self.config = config
         self.epochs = epochs
