@@ -145,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileExistsError, TableError, NonFiniteLossError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {out}/config.json, metrics.csv, summary.json, checkpoint.pt")
+    # With --epochs 0 only config.json exists: name what is there, not what usually is.
+    written = [n for n in ("config.json", "metrics.csv", "summary.json", "checkpoint.pt") if (out / n).exists()]
+    print(f"wrote {out}/" + ", ".join(written))
     return 0
 
 

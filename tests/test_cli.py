@@ -114,3 +114,10 @@ def test_cli_on_mlmrev_exam(tmp_path):
     assert main(["--model", "cxvae", "--data", "mlmrev-exam", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["heldout_ll"] is not None and summary["rec"] > 0
+
+
+def test_zero_epochs_writes_only_the_configuration_and_says_so(tmp_path, capsys):
+    out = tmp_path / "none"
+    assert main(["--model", "cxvae", "--lr-schedule", "cosine", "--epochs", "0", "--out", str(out), *TINY]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+    assert capsys.readouterr().out.strip().endswith(f"wrote {out}/config.json")
