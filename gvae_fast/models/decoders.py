@@ -17,8 +17,9 @@ class _GaussianDecoder(nn.Module):
 
     With ``obs_std=None`` the log-variance is learned (from 0). With a fixed ``obs_std`` it is a
     buffer that :meth:`warm_up` moves from 0 (unit variance) to ``2 log obs_std``: a learned
-    variance settles where the ELBO is nearly flat (see the models' README notes), while a
-    sharp fixed one from the first step freezes a poor q(u).
+    variance settles where the ELBO is nearly flat (on Exam-Scores near 1.2 against the true
+    0.01, trading observation noise for blur in q(v)), while a sharp fixed one from the first
+    step freezes a poor q(u).
     """
 
     def __init__(self, x_dim: int, obs_std: float | None = None) -> None:

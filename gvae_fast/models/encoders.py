@@ -22,7 +22,7 @@ class DeepSetsGroupEncoder(nn.Module):
     The pool is the mean of the element features together with ``log K``, which carries the
     same information as the paper's sum (sum = K * mean) but keeps E_B's input on one scale
     for groups of 2 or 200: with the plain sum the first updates diverged (a negative ELBO of
-    ~3e6 in the first epoch on Exam-Scores against ~4 with the mean; see the issue note).
+    ~3e6 in the first epoch on Exam-Scores against ~4 with the mean).
 
     With ``set_layers > 1`` every further round encodes each element together with the
     previous round's pool and pools again; ``E_B`` reads all the pools. One pool can only hold
