@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gvae_fast.train import main
-from gvae_fast.training.checkpoint import load_checkpoint
+from gvae_fast.training.checkpoint import load_checkpoint, save_atomic
 from gvae_fast.training.trainer import Trainer
 
 TINY = ["--groups", "96", "--heldout-groups", "32", "--batch-groups", "32", "--iwae-samples", "2", "--quiet"]
@@ -121,3 +121,16 @@ def test_zero_epochs_writes_only_the_configuration_and_says_so(tmp_path, capsys)
     assert main(["--model", "cxvae", "--lr-schedule", "cosine", "--epochs", "0", "--out", str(out), *TINY]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["config.json"]
     assert capsys.readouterr().out.strip().endswith(f"wrote {out}/config.json")
+
+
+def test_runs_saved_before_newer_options_still_resume(tmp_path):
+    out = tmp_path / "old"
+    args = ["--model", "nemeth", "--no-eval-means", "--epochs", "1", "--out", str(out), *TINY]
+    assert main(args) == 0
+    state = load_checkpoint(out / "checkpoint.pt")
+    # As saved before --set-layers and --lr-schedule existed.
+    del state["config"]["model"]["set_layers"], state["config"]["train"]["lr_schedule"]
+    save_atomic(state, out / "checkpoint.pt")
+    assert main([*args, "--resume"]) == 0
+    # A real difference is still refused.
+    assert main([*args, "--resume", "--lr-schedule", "cosine"]) == 2

@@ -79,6 +79,11 @@ def test_passed_through_flags_reach_the_config_but_cannot_override_the_sweep():
     for flag in (("--epochs", "5"), ("--seed=3",), ("--model", "gvae")):
         with pytest.raises(ValueError, match="set by the experiment"):
             SweepSettings(2, 3, 100, 50, flag)
+    # A row's own flags cannot be overridden either: the table would still show the row's.
+    tuned = TABLES["table1"]["cxvae-tuned"]
+    for extra in (("--lr=0.01",), ("--set-layers", "1"), ("--lr-schedule", "constant")):
+        with pytest.raises(ValueError, match="defines the row"):
+            run_args(tuned, SweepSettings(2, 3, 100, 50, extra), seed=0)
 
 
 def test_table_end_to_end_then_reused(tmp_path, capsys):
@@ -124,3 +129,10 @@ def test_table_end_to_end_then_reused(tmp_path, capsys):
     report = (out / "table1_dependence.md").read_text()
     assert "| CxVAE (ours) |" in report and "| ML-VAE (Bouchacourt 2018) |" in report and "--critic-epochs 1" in report
     assert main([*dep[:2], "--seeds", "3", *dep[4:]]) == 2
+    with pytest.raises(SystemExit):
+        main([*dep[: -len(TRAIN_FLAGS) - 1], "--critic-epochs", "0", "--", *TRAIN_FLAGS])
+    assert "--critic-epochs must be >= 1" in capsys.readouterr().err
+    # Reading runs never creates the folder it reads from.
+    missing = tmp_path / "nowhere"
+    assert main(["dependence", "table1", *TINY, "--out", str(missing), "--", *TRAIN_FLAGS]) == 2
+    assert not missing.exists()

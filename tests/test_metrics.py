@@ -78,5 +78,15 @@ def test_residual_dependence_separates_clean_from_leaky_codes():
     clean = residual_dependence(true_v, data.train, data.test, epochs=4, batch_groups=64)
     dirty = residual_dependence(leaky, data.train, data.test, epochs=4, batch_groups=64)
     assert abs(clean) < 0.02 and dirty > 0.1, (clean, dirty)
-    with pytest.raises(ValueError, match="epochs >= 1"):
+    with pytest.raises(ValueError, match="epochs, batch_groups and hidden >= 1"):
         residual_dependence(true_v, data.train, data.test, epochs=0)
+    with pytest.raises(ValueError, match="NaN"):
+        residual_dependence(lambda b: torch.full_like(b.v_true, math.nan), data.train, data.test)
+    with pytest.raises(ValueError, match="codes must be"):
+        residual_dependence(lambda b: b.v_true[:, 0], data.train, data.test)
+    singletons = data.test.select(torch.arange(4))
+    singletons = type(singletons)(
+        values=singletons.values[:4], offsets=torch.arange(5), u_true=singletons.u_true, v_true=singletons.v_true[:4]
+    )
+    with pytest.raises(ValueError, match="held-out set has no group of two or more rows"):
+        residual_dependence(true_v, data.train, singletons)

@@ -119,8 +119,9 @@ def frame_to_groups(frame: pd.DataFrame, group_col: str, value_cols: Sequence[st
     ordered = frame.sort_values(group_col, kind="stable")
     sizes = ordered.groupby(group_col, sort=True).size().to_numpy()
     offsets = torch.zeros(len(sizes) + 1, dtype=torch.int64)
-    torch.cumsum(torch.as_tensor(sizes, dtype=torch.int64), 0, out=offsets[1:])
-    values = torch.from_numpy(ordered[list(value_cols)].to_numpy(dtype=np.float32))
+    # Owned copies: under copy-on-write pandas hands out read-only views, which torch warns about.
+    torch.cumsum(torch.tensor(sizes, dtype=torch.int64), 0, out=offsets[1:])
+    values = torch.from_numpy(ordered[list(value_cols)].to_numpy(dtype=np.float32, copy=True))
     return GroupedData(values=values, offsets=offsets)
 
 

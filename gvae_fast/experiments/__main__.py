@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from gvae_fast.experiments.dependence import dependence_markdown, dependence_rows
 from gvae_fast.experiments.heldout_size import spread_markdown, translation_spread
 from gvae_fast.experiments.report import write_report
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("table", choices=sorted(TABLES))
     _add_sweep_flags(dep)
     dep.add_argument("--critic-epochs", type=int, default=3, help="passes of the fresh critic over the training set")
+    dep.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     h = sub.add_parser("heldout-size", help="translation error's spread across held-out sets of each size")
     h.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 8192, 16384, 32768])
     h.add_argument("--repeats", type=int, default=16, help="independent held-out sets per size")
@@ -73,8 +76,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    if args.command == "dependence":
+        if args.critic_epochs < 1:
+            parser.error(f"--critic-epochs must be >= 1, got {args.critic_epochs}")
+        if args.threads is not None:
+            if args.threads < 1:
+                parser.error(f"--threads must be >= 1, got {args.threads}")
+            torch.set_num_threads(args.threads)
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
+        if args.command not in ("figures", "dependence"):  # those only read finished runs
+            args.out.mkdir(parents=True, exist_ok=True)
         if args.command == "heldout-size":
             rows = translation_spread(args.sizes, args.repeats, args.noise_std)
             path = args.out / "heldout_size.md"

@@ -65,5 +65,6 @@ def dependence_markdown(rows: Sequence[dict[str, float | str]], table: str, comm
     ]
     for r in rows:
         training = "" if r["training"] != r["training"] else f"{r['training']:.4f}"
-        lines.append(f"| {labels[r['model']]} | {r['posthoc']:.4f} ± {r['posthoc_std']:.4f} | {training} |")
+        spread = "" if r["posthoc_std"] != r["posthoc_std"] else f" ± {r['posthoc_std']:.4f}"
+        lines.append(f"| {labels[r['model']]} | {r['posthoc']:.4f}{spread} | {training} |")
     return "\n".join(lines) + "\n"

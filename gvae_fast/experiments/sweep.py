@@ -118,8 +118,22 @@ class SweepResult:
     seconds: float
 
 
+def _flag_names(tokens: Sequence[str]) -> set[str]:
+    return {t.split("=", 1)[0] for t in tokens if t.startswith("--")}
+
+
 def run_args(spec: RunSpec, settings: SweepSettings, seed: int) -> list[str]:
-    """Training command-line arguments of one run (the sweep's own flags come last, so they win)."""
+    """Training command-line arguments of one run (the sweep's own flags come last, so they win).
+
+    Passed-through flags may not repeat one that defines the row: the later one would win
+    while the table still showed the row's own.
+    """
+    clash = sorted(_flag_names(spec.args) & _flag_names(settings.extra))
+    if clash:
+        raise ValueError(
+            f"{', '.join(clash)} defines the row {spec.label!r} and cannot be passed through; "
+            "leave that row out with --models"
+        )
     return [
         *spec.args,
         *settings.extra,
@@ -151,7 +165,7 @@ def is_finished(folder: Path, config: RunConfig) -> bool:
     if not ckpt.exists():
         return False
     state = load_checkpoint(ckpt)
-    if state["config"] != config.to_dict():
+    if not config.matches(state["config"]):
         raise ValueError(
             f"{folder} holds a run with a different configuration (changed defaults or flags?); "
             "choose another --out or delete that folder"

@@ -31,10 +31,14 @@ def residual_dependence(
     A :class:`SetCritic` is trained for ``epochs`` passes over ``train`` (shuffled batches of
     ``batch_groups`` whole groups) to maximise the bound on the codes, which are recomputed
     per batch without gradients (a sampling encoder gives fresh draws), then the bound is
-    averaged over ``test``'s batches. Codes that ignore the rest of their group give about 0.
+    averaged over ``test``'s batches that hold a pair. Codes that ignore the rest of their
+    group give about 0.
     """
-    if epochs < 1 or batch_groups < 1:
-        raise ValueError(f"need epochs >= 1 and batch_groups >= 1, got {epochs} and {batch_groups}")
+    if epochs < 1 or batch_groups < 1 or hidden < 1:
+        raise ValueError(f"need epochs, batch_groups and hidden >= 1, got {epochs}, {batch_groups} and {hidden}")
+    for name, data in (("training", train), ("held-out", test)):
+        if not bool((data.sizes > 1).any()):
+            raise ValueError(f"the {name} set has no group of two or more rows: there is no x_{{-k}} to measure")
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -43,7 +47,7 @@ def residual_dependence(
         for _ in range(epochs):
             for batch in train.batches(batch_groups, gen):
                 with torch.no_grad():
-                    v = codes(batch)
+                    v = _checked(codes(batch), batch)
                 if critic is None:
                     critic = SetCritic(batch.values.shape[1], v.shape[1], hidden).to(v.device, v.dtype)
                     optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
@@ -51,13 +55,19 @@ def residual_dependence(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-        if critic is None:
-            raise ValueError("the training set has no groups")
         bounds = []
         with torch.no_grad():
             for batch in test.batches(batch_groups):
-                v = codes(batch)
-                bounds.append(critic(batch.values.to(v.device), v, batch.offsets.to(v.device)).item())
-    if not bounds:
-        raise ValueError("the held-out set has no groups")
+                # A batch of singletons has no pair to score; averaging its 0 in would dilute the bound.
+                if bool((batch.sizes > 1).any()):
+                    v = _checked(codes(batch), batch)
+                    bounds.append(critic(batch.values.to(v.device), v, batch.offsets.to(v.device)).item())
     return sum(bounds) / len(bounds)
+
+
+def _checked(v: torch.Tensor, batch: GroupedData) -> torch.Tensor:
+    if v.dim() != 2 or v.shape[0] != batch.num_rows:
+        raise ValueError(f"codes must be [rows, V] = [{batch.num_rows}, V], got {tuple(v.shape)}")
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError("codes contain NaN or infinite values")
+    return v

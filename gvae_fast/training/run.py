@@ -61,6 +61,19 @@ class RunConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def matches(self, saved: dict) -> bool:
+        """Whether a saved ``to_dict()`` describes this run.
+
+        Model and training options added after the run was saved are absent from it; their
+        defaults reproduce the code that ran, so they are filled in before comparing.
+        """
+        current = self.to_dict()
+        upgraded = dict(saved)
+        for part, defaults in (("model", asdict(ModelConfig())), ("train", asdict(TrainConfig()))):
+            if isinstance(saved.get(part), dict):
+                upgraded[part] = {**defaults, **saved[part]}
+        return upgraded == current
+
 
 def _rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
@@ -148,7 +161,7 @@ def run_training(
     batch_gen = torch.Generator().manual_seed(config.seed)
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
-        if state["config"] != config.to_dict():
+        if not config.matches(state["config"]):
             raise ValueError(f"cannot resume {out}: its checkpoint was made with a different configuration")
         trainer.load_state_dict(state["trainer"])
         history, start_epoch = state["history"], state["epoch"]
