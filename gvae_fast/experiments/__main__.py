@@ -23,6 +23,9 @@ from gvae_fast.experiments.heldout_size import spread_markdown, translation_spre
 from gvae_fast.experiments.report import write_report
 from gvae_fast.experiments.sweep import TABLES, SweepSettings, run_sweep
 
+# Commands that only read a table's finished runs (and name the table as an argument).
+READ_ONLY = ("figures", "dependence")
+
 
 def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=7, help="training runs per model (seeds 0..n-1)")
@@ -84,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.error(f"--threads must be >= 1, got {args.threads}")
             torch.set_num_threads(args.threads)
     try:
-        if args.command not in ("figures", "dependence"):  # those only read finished runs
+        if args.command not in READ_ONLY:
             args.out.mkdir(parents=True, exist_ok=True)
         if args.command == "heldout-size":
             rows = translation_spread(args.sizes, args.repeats, args.noise_std)
@@ -92,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             path.write_text(spread_markdown(rows, args.repeats, args.noise_std) + f"\nCommand: `{command}`\n")
             print(path.read_text())
             return 0
-        table = args.table if args.command in ("figures", "dependence") else args.command
+        table = args.table if args.command in READ_ONLY else args.command
         names = args.models or list(TABLES[table])
         unknown = sorted(set(names) - set(TABLES[table]))
         if unknown:

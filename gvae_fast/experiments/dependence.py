@@ -12,10 +12,12 @@ from pathlib import Path
 
 import torch
 
-from gvae_fast.data.sources import prepare_data
 from gvae_fast.experiments.aggregate import load_history
 from gvae_fast.experiments.sweep import TABLES, SweepSettings, finished_folders, load_model, run_args, run_config
 from gvae_fast.metrics import residual_dependence
+
+# The fresh critic's settings; the report states them.
+CRITIC = {"batch_groups": 256, "hidden": 64, "lr": 1e-3}
 
 
 def dependence_rows(
@@ -24,7 +26,7 @@ def dependence_rows(
     """Per model: mean and std across seeds of the post-hoc bound and of the last epoch's ``mi`` (nats)."""
     folders = finished_folders(table, names, settings, out)
     d = run_config(run_args(TABLES[table][names[0]], settings, 0)).data
-    data = prepare_data(d.source, d.groups, d.heldout_groups, d.seed, d.noise_std, d.group_col, d.value_cols)
+    data = d.prepare()
     rows: list[dict[str, float | str]] = []
     for name in names:
         posthoc, training = [], []
@@ -34,7 +36,7 @@ def dependence_rows(
             def codes(batch, model=model):
                 return model.encode(batch.values, batch.offsets, sample=True).v
 
-            posthoc.append(residual_dependence(codes, data.train, data.test, critic_epochs, seed=seed))
+            posthoc.append(residual_dependence(codes, data.train, data.test, critic_epochs, seed=seed, **CRITIC))
             training.append(float(load_history(folder)["mi"].iloc[-1]))
         p, t = torch.tensor(posthoc, dtype=torch.float64), torch.tensor(training, dtype=torch.float64)
         rows.append(
@@ -55,7 +57,8 @@ def dependence_markdown(rows: Sequence[dict[str, float | str]], table: str, comm
         f"# Residual dependence of the instance codes ({table})",
         "",
         f"- Command: `{command}`",
-        f"- A fresh set critic (width 64, Adam 1e-3, batches of 256 groups, {critic_epochs} epochs over the "
+        f"- A fresh set critic (width {CRITIC['hidden']}, Adam {CRITIC['lr']:g}, batches of "
+        f"{CRITIC['batch_groups']} groups, {critic_epochs} epochs over the "
         "training groups) is fitted to each final model's sampled codes; the column is its Donsker-Varadhan "
         "lower bound on I(x_{-k}; v_k) over the held-out groups, mean ± std across seeds, in nats.",
         "- In training: the regulariser's own bound in the last epoch (blank without a critic).",

@@ -7,7 +7,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gvae_fast.data.sources import prepare_data
 from gvae_fast.experiments.aggregate import aggregate, load_history, window
 from gvae_fast.experiments.figures import data_figure, epochs_figure, loglik_figure, translation_figure
 from gvae_fast.experiments.oracle_row import REGRESSOR_GROUPS, oracle_row
@@ -53,7 +52,7 @@ def write_report(
     labelled = {specs[name].label: histories[name] for name in names}
     config = run_config(run_args(specs[names[0]], settings, 0))
     d = config.data
-    data = prepare_data(d.source, d.groups, d.heldout_groups, d.seed, d.noise_std, d.group_col, d.value_cols)
+    data = d.prepare()
 
     paths: list[Path] = []
     tables = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from gvae_fast.data.sources import PreparedData, prepare_data
+from gvae_fast.data.sources import PreparedData
 from gvae_fast.models import GVAE, ModelConfig
 from gvae_fast.train import build_parser, config_from_args
 from gvae_fast.training import DataConfig, RunConfig, run_training
@@ -198,7 +198,7 @@ def load_model(folder: Path) -> GVAE:
 @functools.lru_cache(maxsize=1)
 def _prepared(d: DataConfig) -> PreparedData:
     # Consecutive runs of a worker share the data; generating it is not free at 32k groups.
-    return prepare_data(d.source, d.groups, d.heldout_groups, d.seed, d.noise_std, d.group_col, d.value_cols)
+    return d.prepare()
 
 
 def train_job(job: Job) -> float:

@@ -44,6 +44,12 @@ class DataConfig:
     value_cols: tuple[str, ...] | None = None
     seed: int = 0
 
+    def prepare(self) -> PreparedData:
+        """The training and held-out data these settings describe."""
+        return prepare_data(
+            self.source, self.groups, self.heldout_groups, self.seed, self.noise_std, self.group_col, self.value_cols
+        )
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -151,7 +157,7 @@ def run_training(
         raise ValueError(f"epochs must be >= 0, got {config.epochs}")
     d = config.data
     if data is None:
-        data = prepare_data(d.source, d.groups, d.heldout_groups, d.seed, d.noise_std, d.group_col, d.value_cols)
+        data = d.prepare()
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed)
